@@ -3,6 +3,8 @@
     gaia-openood layers --arch resnet18_32x32          # what GAIA-Z / GAIA-A hook, with channels
     gaia-openood configs                               # where the OpenOOD YAMLs of GAIA live
     gaia-openood openood-main -- --config ...          # OpenOOD's legacy main.py with GAIA registered
+    gaia-openood eval                                  # GAIA vs baselines on the embedded benchmark
+    gaia-openood eval --benchmark DIR --arch resnet20 --checkpoint resnet20.pt
 """
 from __future__ import annotations
 
@@ -104,6 +106,98 @@ def _run_openood_main(args: argparse.Namespace) -> int:
     return 0
 
 
+_EVAL_EPILOG = """\
+Without --benchmark, the embedded default runs: scikit-learn's digits 0-7 as ID, digits 8-9 as
+near-OOD, patches of scikit-learn's two sample photos as far-OOD, and a small ResNet trained on the
+spot (seconds on one CPU thread, then cached).
+
+A benchmark folder holds id_test.npz (x: images, y: labels), ood/near/*.npz and ood/far/*.npz
+(x), and optionally id_train.npz (x, y; for KNN and ReAct) and benchmark.json (file names,
+near/far assignment, mean/std). Images are uint8 (N, H, W, C), divided by 255, or float
+(N, C, H, W) as they are; then (x - mean) / std. --benchmark may also name a manifest .json
+whose paths are relative to --data-root. See the README.
+
+Outputs in --out (default runs/<benchmark>[-<arch>]): table.md, metrics.csv, scores.npz,
+scores.png, roc.png, summary.json.
+"""
+
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="GAIA-Z, GAIA-A and baselines side by side on a benchmark (default: an embedded one)",
+        description=(
+            "Score an ID test set and OOD sets with GAIA-Z, GAIA-A and baselines (OpenOOD's "
+            "postprocessors when OpenOOD is installed, pytorch-ood's detectors otherwise); print "
+            "AUROC, FPR@95, AUPR-IN, AUPR-OUT per set with near/far-OOD averages and the ID "
+            "accuracy; save tables, per-sample scores and plots."
+        ),
+        epilog=_EVAL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("benchmark and model (omit all for the embedded default)")
+    data.add_argument("--benchmark", metavar="PATH", help="benchmark folder, or a manifest .json")
+    data.add_argument("--data-root", metavar="DIR", help="folder the manifest's relative paths start from")
+    data.add_argument("--arch", help="architecture, e.g. resnet20, resnet56, resnet18_32x32, torchvision:resnet50")
+    data.add_argument("--checkpoint", metavar="FILE", help="weights of the model (a state dict or a dict holding one)")
+    data.add_argument("--num-classes", type=int, help="number of logits (default: the benchmark's class count)")
+    run = parser.add_argument_group("what to run")
+    run.add_argument("--methods", help="comma-separated method names (default: all; see --list-methods)")
+    run.add_argument("--list-methods", action="store_true", help="print the known methods and exit")
+    run.add_argument("--baselines", choices=("auto", "pytorch-ood", "openood"), default="auto",
+                     help="where the baselines come from (default auto: OpenOOD if importable, else pytorch-ood)")
+    run.add_argument("--max-samples", type=int, metavar="N",
+                     help="score at most N images per set (a fixed random subset, see --seed)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the --max-samples subset (default 0)")
+    run.add_argument("--fpr-definition", choices=("main", "v1.5"), default="main",
+                     help="main (default): ID flagged OOD at 95%% OOD recall, as OpenOOD's main branch; "
+                          "v1.5: OOD accepted at 95%% ID recall, the classic FPR95")
+    run.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)")
+    run.add_argument("--batch-size", type=int, default=128)
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="PyTorch CPU threads (default: PyTorch's choice; 1 for the embedded default)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="DIR", help="output folder (default runs/<benchmark>[-<arch>])")
+    output.add_argument("--cache-dir", metavar="DIR",
+                        help="where the default model is cached (default $GAIA_OPENOOD_CACHE or ~/.cache/gaia-openood)")
+    output.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    output.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .eval.command import EvalOptions, run
+    from .eval.methods import METHODS
+
+    if args.list_methods:
+        for key, method in METHODS.items():
+            print(f"{key:10s} {method.title:9s} {method.settings}")
+        return 0
+    options = EvalOptions(
+        benchmark=args.benchmark,
+        data_root=args.data_root,
+        arch=args.arch,
+        checkpoint=args.checkpoint,
+        num_classes=args.num_classes,
+        methods=args.methods,
+        baselines=args.baselines,
+        out=args.out,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        fpr_definition=args.fpr_definition,
+        cache_dir=args.cache_dir,
+        threads=args.threads,
+        plots=not args.no_plots,
+        progress=not args.no_progress,
+    )
+    outputs = run(options)
+    print(outputs.text)
+    print(f"Wrote {', '.join(os.path.basename(p) for p in outputs.files.values())} to {outputs.folder}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gaia-openood",
@@ -113,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layers(subparsers)
     _add_configs(subparsers)
     _add_openood_main(subparsers)
+    _add_eval(subparsers)
     return parser
 
 
