@@ -25,7 +25,7 @@ from torch import nn
 from .benchmark import Benchmark, load_benchmark
 from .metrics import check_fpr_definition
 from .report import format_tables, metric_rows, save_scores, write_csv
-from .runner import EvalResult, evaluate
+from .runner import EvalResult, default_device, evaluate
 
 __all__ = ["EvalOptions", "EvalOutputs", "run"]
 
@@ -147,7 +147,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
         model,
         benchmark,
         keys,
-        device=options.device,
+        device=options.device or default_device(),
         batch_size=options.batch_size,
         backend=options.baselines,
         progress=options.progress,

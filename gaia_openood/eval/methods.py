@@ -75,8 +75,8 @@ class MethodContext:
         train_features: (N, D) float32 penultimate features of the ID training subset on the
             CPU, or None when the benchmark has no training subset.
         train_labels: (N,) int64 labels of that subset.
-        train_batches: a function yielding the subset's preprocessed batches (for backends
-            that extract what they need themselves), or None.
+        train_batches: a function yielding the subset as (images on ``device``, CPU labels)
+            batches (for backends that extract what they need themselves), or None.
     """
 
     model: nn.Module

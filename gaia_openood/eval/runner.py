@@ -9,15 +9,17 @@ for the logit- and feature-based methods and for the ID accuracy), then each met
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..model_state import model_device
 from .benchmark import Benchmark, ImageSet
 from .methods import Method, MethodContext, MethodUnavailable, build_methods, choose_backend, resolve_methods
 from .network import Batch, NetworkView
@@ -90,19 +92,16 @@ class _Clock:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def measure(self, key: str):
-        clock = self
-
-        class _Span:
-            def __enter__(self):
-                clock._sync()
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                clock._sync()
-                clock.seconds[key] = clock.seconds.get(key, 0.0) + time.perf_counter() - self.start
-
-        return _Span()
+    @contextlib.contextmanager
+    def measure(self, key: str) -> Iterator[None]:
+        """Add the block's wall-clock time to ``seconds[key]``."""
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -120,10 +119,9 @@ def _check_model_output(view: NetworkView, benchmark: Benchmark) -> None:
 
 
 def _training_features(
-    view: NetworkView, benchmark: Benchmark, batch_size: int, device: torch.device, progress: bool
+    view: NetworkView, benchmark: Benchmark, train: ImageSet, batch_size: int, device: torch.device, progress: bool
 ) -> Tuple[torch.Tensor, torch.Tensor]:
-    train = benchmark.id_train
-    assert train is not None and train.y is not None
+    """(N, D) penultimate features of the ID training subset on the CPU, and its (N,) labels."""
     features = []
     with _progress(len(train), "ID train features", progress) as bar:
         for x in benchmark.batches(train, batch_size, device):
@@ -131,6 +129,19 @@ def _training_features(
             features.append(feature.cpu())
             bar.update(x.shape[0])
     return torch.cat(features), torch.from_numpy(train.y)
+
+
+def _train_batches(
+    benchmark: Benchmark, train: ImageSet, batch_size: int, device: torch.device
+) -> Callable[[], Iterator[Tuple[torch.Tensor, torch.Tensor]]]:
+    """A function yielding the ID training subset as (images on ``device``, CPU labels) batches."""
+
+    def batches() -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        starts = range(0, len(train), batch_size)
+        for start, x in zip(starts, benchmark.batches(train, batch_size, device)):
+            yield x, torch.from_numpy(train.y[start : start + batch_size])
+
+    return batches
 
 
 def evaluate(
@@ -150,7 +161,7 @@ def evaluate(
         benchmark: the sets and their preprocessing.
         methods: registry keys (see :func:`gaia_openood.eval.methods.method_names`), a
             comma-separated string, or None for all.
-        device: where to run; default CUDA when available, else the CPU.
+        device: where to run (the model is moved there); default: where the model is.
         batch_size: images per batch.
         backend: where the baselines come from: ``"auto"``, ``"pytorch-ood"``, ``"openood"``.
         progress: show progress bars.
@@ -162,7 +173,7 @@ def evaluate(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     keys = resolve_methods(methods)
-    device = torch.device(device) if device is not None else default_device()
+    device = torch.device(device) if device is not None else (model_device(model) or torch.device("cpu"))
     model = model.to(device).eval()
     clock = _Clock(device)
 
@@ -174,12 +185,13 @@ def evaluate(
     context = MethodContext(
         model=model, view=view, device=device, num_classes=view.num_classes, input_std=benchmark.std
     )
-    if benchmark.id_train is not None and view.head is not None and any(m.fits for m in instances):
+    train = benchmark.id_train
+    if train is not None and view.head is not None and any(m.fits for m in instances):
         with clock.measure("fit"):
             context.train_features, context.train_labels = _training_features(
-                view, benchmark, batch_size, device, progress
+                view, benchmark, train, batch_size, device, progress
             )
-        context.train_batches = _train_batch_source(benchmark, batch_size, device)
+        context.train_batches = _train_batches(benchmark, train, batch_size, device)
 
     ready: List[Method] = []
     skipped: Dict[str, str] = {}
@@ -231,16 +243,6 @@ def evaluate(
         device=str(device),
         notes=notes,
     )
-
-
-def _train_batch_source(benchmark: Benchmark, batch_size: int, device: torch.device):
-    train = benchmark.id_train
-
-    def batches():
-        for start, x in zip(range(0, len(train), batch_size), benchmark.batches(train, batch_size, device)):
-            yield x, torch.from_numpy(train.y[start : start + batch_size])
-
-    return batches
 
 
 def _checked(scores: torch.Tensor, size: int, method: Method, image_set: ImageSet, index: int) -> np.ndarray:
