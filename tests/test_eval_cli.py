@@ -111,6 +111,9 @@ def test_errors_name_the_problem(setup, capsys, tmp_path):
     assert main(base + ["--arch", "resnet20"]) == 2
     assert "--benchmark" in capsys.readouterr().err
 
+    assert main(base + ["--device", "tpu9"]) == 2
+    assert "not a device name" in capsys.readouterr().err
+
 
 def test_list_methods(capsys):
     assert main(["eval", "--list-methods"]) == 0

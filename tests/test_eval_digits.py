@@ -60,8 +60,14 @@ def test_model_is_cached_by_recipe(bench, tmp_path):
     other = dataclasses.replace(QUICK, seed=1)
     assert other.key() != QUICK.key()
     open(info["path"], "wb").write(b"damaged")
-    _, info3 = digits_model(bench, QUICK, cache=str(tmp_path), progress=False)
+    with pytest.warns(UserWarning, match="unreadable cache file"):
+        _, info3 = digits_model(bench, QUICK, cache=str(tmp_path), progress=False)
     assert info3["trained"]
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not cache"):
+        _, info4 = digits_model(bench, QUICK, cache=str(blocked), progress=False)
+    assert info4["trained"] and info4["path"] == ""
 
 
 def test_cache_location(monkeypatch, tmp_path):

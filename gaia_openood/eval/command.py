@@ -99,6 +99,18 @@ def _load(options: EvalOptions) -> Tuple[Benchmark, nn.Module, Dict[str, object]
     return benchmark, model, {"arch": options.arch, "checkpoint": os.path.abspath(options.checkpoint), "num_classes": num_classes}
 
 
+def _device(name: Optional[str]) -> torch.device:
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device name ({error}); try cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
 def _default_folder(benchmark: Benchmark, options: EvalOptions) -> str:
     name = benchmark.name if options.benchmark is None else f"{benchmark.name}-{options.arch.replace(':', '-')}"
     return os.path.join("runs", name)
@@ -140,6 +152,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
     from .methods import resolve_methods
 
     keys = resolve_methods(options.methods)  # fail on a typo before any work
+    device = _device(options.device)
     benchmark, model, model_info = _load(options)
     full_sizes = {s.name: len(s) for s in benchmark.sets()}
     benchmark = benchmark.subsample(options.max_samples, options.seed)
@@ -147,7 +160,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
         model,
         benchmark,
         keys,
-        device=options.device or default_device(),
+        device=device,
         batch_size=options.batch_size,
         backend=options.baselines,
         progress=options.progress,
@@ -193,7 +206,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
         "device": result.device,
         "batch_size": options.batch_size,
         "seconds": {**{k: round(v, 3) for k, v in result.seconds.items()}, "total": round(time.perf_counter() - start, 3)},
-        "machine": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
         "versions": {p: _version(p) for p in ("gaia-openood", "torch", "torchvision", "pytorch-ood", "scikit-learn", "numpy")},
     }
     with open(files["summary"], "w") as handle:

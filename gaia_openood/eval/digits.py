@@ -26,6 +26,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
@@ -254,17 +255,27 @@ def digits_model(
             model.load_state_dict(stored["state_dict"])
             return model.eval(), {"path": path, "trained": False, "train_seconds": stored.get("train_seconds"), "key": key}
         except Exception as error:  # a damaged or foreign file: retrain and replace it
-            print(f"ignoring unreadable cache file {path} ({error}); retraining")
+            warnings.warn(f"ignoring unreadable cache file {path} ({error}); retraining")
     start = time.perf_counter()
     model = train_digits_model(benchmark, recipe, progress=progress)
     seconds = time.perf_counter() - start
+    stored = {"state_dict": model.state_dict(), "recipe": dataclasses.asdict(recipe), "train_seconds": seconds}
+    try:
+        _save_atomically(stored, path)
+    except OSError as error:
+        warnings.warn(f"could not cache the default model in {path} ({error}); set --cache-dir or ${CACHE_ENV}")
+        path = ""
+    return model, {"path": path, "trained": True, "train_seconds": seconds, "key": key}
+
+
+def _save_atomically(obj: object, path: str) -> None:
+    """``torch.save`` to a temporary file, then rename: a concurrent run never reads half a file."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     os.close(handle)
     try:
-        torch.save({"state_dict": model.state_dict(), "recipe": dataclasses.asdict(recipe), "train_seconds": seconds}, temporary)
-        os.replace(temporary, path)  # atomic: a concurrent run never reads half a file
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    return model, {"path": path, "trained": True, "train_seconds": seconds, "key": key}
