@@ -81,7 +81,7 @@ def _load(options: EvalOptions) -> Tuple[Benchmark, nn.Module, Dict[str, object]
 
         benchmark = digits_benchmark()
         model, info = digits_model(benchmark, cache=options.cache_dir, progress=options.progress)
-        return benchmark, model, {"arch": "DigitsResNet (ResNet-8, 1x8x8 input)", **info}
+        return benchmark, model, {"arch": "DigitsResNet, a ResNet-8 for 1x8x8 digits", **info}
 
     benchmark = load_benchmark(options.benchmark, options.data_root)
     if not options.arch or not options.checkpoint:
