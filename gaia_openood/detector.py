@@ -100,21 +100,11 @@ class _GAIADetector:
         self._layers: Dict[Tuple[int, ...], GAIALayers] = {}
 
     @staticmethod
-    def check_options(*, micro_batch_size: Optional[int] = None, **specs: object) -> None:
-        """Validate the detector's options without a model (raises ValueError / TypeError)."""
+    def _check_micro_batch_size(micro_batch_size: Optional[int]) -> None:
         if micro_batch_size is not None and (
             isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int) or micro_batch_size < 1
         ):
             raise ValueError(f"micro_batch_size must be a positive int or None, got {micro_batch_size!r}")
-        for name, spec in specs.items():
-            if name == "output_gradient":
-                if spec not in OUTPUT_GRADIENTS:
-                    raise ValueError(f"output_gradient must be one of {OUTPUT_GRADIENTS}, got {spec!r}")
-            elif name == "output_layer":
-                if not isinstance(spec, str) or not spec:
-                    raise TypeError(f"output_layer must be 'auto' or a module name, got {spec!r}")
-            else:
-                check_layer_spec(spec, name)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         raise NotImplementedError
@@ -156,7 +146,10 @@ class _GAIADetector:
         """
         x = self._prepare(x, where)
         with torch.inference_mode(False), autocast_disabled(x.device):
-            layers = self.layers(x)
+            try:
+                layers = self.layers(x)
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from error
             step = self.micro_batch_size or x.shape[0]
             preds, scores = [], []
             for start in range(0, x.shape[0], step):
@@ -209,9 +202,15 @@ class GAIAZ(_GAIADetector):
     """
 
     def __init__(self, model: nn.Module, *, layers: LayerSpec = "auto", micro_batch_size: Optional[int] = None):
-        self.check_options(micro_batch_size=micro_batch_size, layers=layers)
+        self.check_options(layers=layers, micro_batch_size=micro_batch_size)
         super().__init__(model, micro_batch_size=micro_batch_size)
         self.layer_spec = layers
+
+    @classmethod
+    def check_options(cls, *, layers: LayerSpec = "auto", micro_batch_size: Optional[int] = None) -> None:
+        """Validate the options without a model (raises ValueError / TypeError)."""
+        check_layer_spec(layers, "layers")
+        cls._check_micro_batch_size(micro_batch_size)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         return GAIALayers(select_layers(probe, self.layer_spec, default="all"), "", probe.head, probe)
@@ -300,15 +299,32 @@ class GAIAA(_GAIADetector):
         micro_batch_size: Optional[int] = None,
     ):
         self.check_options(
-            micro_batch_size=micro_batch_size,
             inner_layers=inner_layers,
             output_layer=output_layer,
             output_gradient=output_gradient,
+            micro_batch_size=micro_batch_size,
         )
         super().__init__(model, micro_batch_size=micro_batch_size)
         self.inner_spec = inner_layers
         self.output_spec = output_layer
         self.output_gradient = output_gradient
+
+    @classmethod
+    def check_options(
+        cls,
+        *,
+        inner_layers: LayerSpec = "auto",
+        output_layer: str = "auto",
+        output_gradient: str = "auto",
+        micro_batch_size: Optional[int] = None,
+    ) -> None:
+        """Validate the options without a model (raises ValueError / TypeError)."""
+        check_layer_spec(inner_layers, "inner_layers")
+        if not isinstance(output_layer, str) or not output_layer:
+            raise TypeError(f"output_layer must be 'auto' or a module name, got {output_layer!r}")
+        if output_gradient not in OUTPUT_GRADIENTS:
+            raise ValueError(f"output_gradient must be one of {OUTPUT_GRADIENTS}, got {output_gradient!r}")
+        cls._check_micro_batch_size(micro_batch_size)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         output = select_output_layer(probe, self.output_spec)

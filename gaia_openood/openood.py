@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 import weakref
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ class _GAIAPostprocessor(_Base):
     """
 
     name = ""
-    detector_class: Type[_GAIADetector] = _GAIADetector
+    detector_class: Type[Union[GAIAZ, GAIAA]] = GAIAZ
     defaults: Dict[str, Any] = {}
 
     def __init__(self, config: Any = None) -> None:

@@ -8,6 +8,8 @@ Times, in one run and interleaved on the same batches:
 * ``naive_gaia_z``, ``naive_gaia_a``: GAIA written the way the published code works
   (tensor hooks, ``.backward()`` computing every parameter gradient, two backward passes
   for GAIA-A), written here for the comparison;
+* ``gaia_a_autograd``: GAIA-A with its output component from a backward pass instead of
+  the closed form (what the closed form buys);
 * ``approx_gaia_z``: the opt-in forward-only approximation (``ApproxGAIAZ``).
 
 Each method is timed ``--repeats`` times (median reported) after a warm-up, in a rotating
@@ -46,7 +48,7 @@ CONFIGS = {
     "resnet18_32x32": {"build": lambda: ResNet18_32x32(num_classes=10), "batch": 128, "size": 32, "micro_batch": 32},
     "resnet50": {"build": lambda: torchvision.models.resnet50(num_classes=1000), "batch": 16, "size": 224, "micro_batch": 4},
 }
-METHODS = ["msp", "gaia_z", "gaia_a", "naive_gaia_z", "naive_gaia_a", "approx_gaia_z"]
+METHODS = ["msp", "gaia_z", "gaia_a", "gaia_a_autograd", "naive_gaia_z", "naive_gaia_a", "approx_gaia_z"]
 
 
 # --- the naive GAIA, in the published style ------------------------------------------
@@ -100,6 +102,7 @@ def naive_gaia_a(model: nn.Module, x: torch.Tensor, names: List[str], output: st
 def make_methods(model: nn.Module, x: torch.Tensor, micro_batch: Optional[int] = None) -> Dict[str, Callable[[], torch.Tensor]]:
     gaia_z = GAIAZ(model, micro_batch_size=micro_batch)
     gaia_a = GAIAA(model, micro_batch_size=micro_batch)
+    gaia_a_autograd = GAIAA(model, output_gradient="autograd", micro_batch_size=micro_batch)
     approx = ApproxGAIAZ(model, micro_batch_size=micro_batch)
     z_names = list(gaia_z.layers(x).hooked)
     a_layers = gaia_a.layers(x)
@@ -112,6 +115,7 @@ def make_methods(model: nn.Module, x: torch.Tensor, micro_batch: Optional[int] =
         "msp": msp,
         "gaia_z": lambda: gaia_z.score(x),
         "gaia_a": lambda: gaia_a.score(x),
+        "gaia_a_autograd": lambda: gaia_a_autograd.score(x),
         "naive_gaia_z": lambda: naive_gaia_z(model, x, z_names),
         "naive_gaia_a": lambda: naive_gaia_a(model, x, list(a_layers.hooked), a_layers.output),
         "approx_gaia_z": lambda: approx.score(x),
@@ -253,7 +257,8 @@ def speed_table(config: str, times: Dict[str, List[float]], memory: Dict[str, fl
         "|---|---|---|---|---|---|",
     ]
     for name in METHODS:
-        naive = {"gaia_z": "naive_gaia_z", "gaia_a": "naive_gaia_a", "approx_gaia_z": "naive_gaia_z"}.get(name)
+        naive = {"gaia_z": "naive_gaia_z", "gaia_a": "naive_gaia_a", "gaia_a_autograd": "naive_gaia_a",
+                 "approx_gaia_z": "naive_gaia_z"}.get(name)
         speedup = f"{median[naive] / median[name]:.2f}x" if naive else ""
         rows.append(
             f"| {name} | {batch / median[name]:.1f} | {median[name]:.3f} | {median[name] / median['msp']:.2f}x | "
