@@ -32,7 +32,7 @@ from .scores import (
     spatial_mean,
 )
 
-__all__ = ["GAIAZ", "GAIAA", "GAIALayers", "validate_images", "OUTPUT_GRADIENTS"]
+__all__ = ["GAIAZ", "GAIAA", "ApproxGAIAZ", "GAIALayers", "validate_images", "OUTPUT_GRADIENTS"]
 
 OUTPUT_GRADIENTS = ("auto", "closed_form", "autograd")
 
@@ -87,27 +87,24 @@ class _GAIADetector:
     def __init__(self, model: nn.Module, *, micro_batch_size: Optional[int] = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(model, torch.jit.ScriptModule):
+            raise TypeError(
+                "TorchScript models cannot be scored: forward hooks do not run inside them. "
+                "Pass the original (eager) nn.Module."
+            )
+        # torch.compile wraps the module; hooks and autograd need the eager original
+        model = getattr(model, "_orig_mod", model)
         check_batch_independent(model)
         self.model = model
         self.micro_batch_size = micro_batch_size
         self._layers: Dict[Tuple[int, ...], GAIALayers] = {}
 
     @staticmethod
-    def check_options(*, micro_batch_size: Optional[int] = None, **specs: object) -> None:
-        """Validate the detector's options without a model (raises ValueError / TypeError)."""
+    def _check_micro_batch_size(micro_batch_size: Optional[int]) -> None:
         if micro_batch_size is not None and (
             isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int) or micro_batch_size < 1
         ):
             raise ValueError(f"micro_batch_size must be a positive int or None, got {micro_batch_size!r}")
-        for name, spec in specs.items():
-            if name == "output_gradient":
-                if spec not in OUTPUT_GRADIENTS:
-                    raise ValueError(f"output_gradient must be one of {OUTPUT_GRADIENTS}, got {spec!r}")
-            elif name == "output_layer":
-                if not isinstance(spec, str) or not spec:
-                    raise TypeError(f"output_layer must be 'auto' or a module name, got {spec!r}")
-            else:
-                check_layer_spec(spec, name)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         raise NotImplementedError
@@ -149,16 +146,24 @@ class _GAIADetector:
         """
         x = self._prepare(x, where)
         with torch.inference_mode(False), autocast_disabled(x.device):
-            layers = self.layers(x)
+            try:
+                layers = self.layers(x)
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from error
             step = self.micro_batch_size or x.shape[0]
             preds, scores = [], []
             for start in range(0, x.shape[0], step):
                 logits, score = self._score_chunk(x[start : start + step], layers)
-                if not bool(torch.isfinite(logits).all()):
-                    raise ValueError(
-                        f"{where}: the model produced non-finite logits; GAIA cannot score "
-                        "these samples. Check the inputs' scale and the model's weights."
-                    )
+                for values, what in ((logits, "logits"), (score, "GAIA scores")):
+                    finite = torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1)
+                    if not bool(finite.all()):
+                        bad = (torch.nonzero(~finite).flatten() + start).tolist()
+                        raise ValueError(
+                            f"{where}: sample(s) {bad[:10]} got non-finite {what}; GAIA cannot "
+                            "score them. Non-finite logits point at the inputs' scale or the "
+                            "weights; non-finite GAIA-A scores mean the output gradient vanished "
+                            "(e.g. a uniform softmax)."
+                        )
                 preds.append(logits.argmax(dim=1))
                 scores.append(score)
         return torch.cat(preds), torch.cat(scores)
@@ -197,9 +202,15 @@ class GAIAZ(_GAIADetector):
     """
 
     def __init__(self, model: nn.Module, *, layers: LayerSpec = "auto", micro_batch_size: Optional[int] = None):
-        self.check_options(micro_batch_size=micro_batch_size, layers=layers)
+        self.check_options(layers=layers, micro_batch_size=micro_batch_size)
         super().__init__(model, micro_batch_size=micro_batch_size)
         self.layer_spec = layers
+
+    @classmethod
+    def check_options(cls, *, layers: LayerSpec = "auto", micro_batch_size: Optional[int] = None) -> None:
+        """Validate the options without a model (raises ValueError / TypeError)."""
+        check_layer_spec(layers, "layers")
+        cls._check_micro_batch_size(micro_batch_size)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         return GAIALayers(select_layers(probe, self.layer_spec, default="all"), "", probe.head, probe)
@@ -213,6 +224,41 @@ class GAIAZ(_GAIADetector):
             taps.backward(logits.max(dim=1).values.sum())
         raw = gaia_z_abnormality(taps.collect(x.shape[0], x.device))
         return logits.detach(), -raw
+
+
+class ApproxGAIAZ(GAIAZ):
+    """An APPROXIMATION of GAIA-Z from one forward pass: ``rho`` is the fraction of positive entries.
+
+    GAIA-Z's zeros come mostly from the ReLU that follows each normalization layer: the
+    gradient with respect to a normalization output is zero where that ReLU is off. This
+    estimate replaces the exact non-zero fraction of the gradient by the fraction of the
+    normalization output's entries that are positive, which is exact only where the ReLU is
+    applied directly to the normalization output and nothing downstream zeroes the gradient.
+    It misses the residual additions between a BatchNorm and its ReLU in post-activation
+    ResNets. It costs one forward pass with no autograd graph. ``scripts/bench_speed.py``
+    reports how far its scores and AUROC are from the exact GAIA-Z.
+
+    Args: as :class:`GAIAZ`.
+    """
+
+    def _score_chunk(self, x: Tensor, layers: GAIALayers) -> Tuple[Tensor, Tensor]:
+        fractions: List[Tensor] = []
+        fired: Dict[str, int] = {name: 0 for name in layers.hooked}
+
+        def hook_for(name: str):
+            def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+                fired[name] += 1
+                fractions.append(nonzero_fraction(output.clamp(min=0)))
+
+            return hook
+
+        with scoring_mode(self.model), torch.no_grad():
+            with forward_hooks((self._module(name), hook_for(name)) for name in layers.hooked):
+                logits = float32_forward(self.model, x)
+        missing = [name for name, count in fired.items() if count == 0]
+        if missing:
+            raise RuntimeError(f"Hooked layer(s) {missing} did not run in this forward pass.")
+        return logits, -gaia_z_abnormality(fractions)
 
 
 class GAIAA(_GAIADetector):
@@ -253,15 +299,32 @@ class GAIAA(_GAIADetector):
         micro_batch_size: Optional[int] = None,
     ):
         self.check_options(
-            micro_batch_size=micro_batch_size,
             inner_layers=inner_layers,
             output_layer=output_layer,
             output_gradient=output_gradient,
+            micro_batch_size=micro_batch_size,
         )
         super().__init__(model, micro_batch_size=micro_batch_size)
         self.inner_spec = inner_layers
         self.output_spec = output_layer
         self.output_gradient = output_gradient
+
+    @classmethod
+    def check_options(
+        cls,
+        *,
+        inner_layers: LayerSpec = "auto",
+        output_layer: str = "auto",
+        output_gradient: str = "auto",
+        micro_batch_size: Optional[int] = None,
+    ) -> None:
+        """Validate the options without a model (raises ValueError / TypeError)."""
+        check_layer_spec(inner_layers, "inner_layers")
+        if not isinstance(output_layer, str) or not output_layer:
+            raise TypeError(f"output_layer must be 'auto' or a module name, got {output_layer!r}")
+        if output_gradient not in OUTPUT_GRADIENTS:
+            raise ValueError(f"output_gradient must be one of {OUTPUT_GRADIENTS}, got {output_gradient!r}")
+        cls._check_micro_batch_size(micro_batch_size)
 
     def _choose_layers(self, probe: ModelProbe) -> GAIALayers:
         output = select_output_layer(probe, self.output_spec)

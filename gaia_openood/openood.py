@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 import weakref
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type, Union
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ __all__ = [
     "config_root",
     "config_path",
     "openood_available",
+    "check_config_file",
     "OPENOOD_IMPORT_ERROR",
 ]
 
@@ -105,30 +106,62 @@ def config_path(name: str) -> str:
     return os.path.join(config_root(), "postprocessors", f"{name}.yml")
 
 
+def check_config_file(path: str) -> Dict[str, Any]:
+    """Load a postprocessor YAML, raising ValueError that names the file when it is malformed."""
+    try:
+        with open(path) as handle:
+            config = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("postprocessor"), dict):
+        raise ValueError(
+            f"{path} has no 'postprocessor' section; OpenOOD postprocessor configs look like "
+            f"{config_path('gaia_a')}."
+        )
+    return config
+
+
 def _section(config: Any, key: str) -> Mapping:
     value = config.get(key) if isinstance(config, Mapping) else getattr(config, key, None)
     return value if isinstance(value, Mapping) else {}
 
 
 class _GAIAPostprocessor(_Base):
-    """OpenOOD postprocessor around a GAIA detector: ``postprocess`` gives (pred, conf)."""
+    """OpenOOD postprocessor around a GAIA detector: ``postprocess`` gives (pred, conf).
+
+    Args:
+        config: OpenOOD's Config, a plain dict of the same shape, the path of a YAML file,
+            or None for the packaged defaults. ``postprocessor.postprocessor_args`` are the
+            detector's options; unknown keys, a hyperparameter sweep, or a config written for
+            another postprocessor are rejected here, before any work.
+    """
 
     name = ""
-    detector_class: Type[_GAIADetector] = _GAIADetector
+    detector_class: Type[Union[GAIAZ, GAIAA]] = GAIAZ
     defaults: Dict[str, Any] = {}
 
     def __init__(self, config: Any = None) -> None:
         if config is None:
-            with open(config_path(self.name)) as handle:
-                config = yaml.safe_load(handle)
+            config = check_config_file(config_path(self.name))
+        elif isinstance(config, (str, os.PathLike)):
+            config = check_config_file(os.fspath(config))
         section = _section(config, "postprocessor")
         if not section:
             raise ValueError(
                 f"{type(self).__name__}: the config has no 'postprocessor' section; use "
                 f"{config_path(self.name)} as a template."
             )
+        declared = section.get("name")
+        if declared is not None and declared != self.name:
+            raise ValueError(
+                f"{type(self).__name__} was given a config for postprocessor '{declared}'; "
+                f"its YAML must say name: {self.name} (template: {config_path(self.name)})."
+            )
         super().__init__(config)
-        args = dict(section.get("postprocessor_args") or {})
+        args = section.get("postprocessor_args") or {}
+        if not isinstance(args, Mapping):
+            raise ValueError(f"{self.name}: postprocessor_args must be a mapping, got {args!r}")
+        args = dict(args)
         unknown = sorted(set(args) - set(self.defaults))
         if unknown:
             raise ValueError(
@@ -267,8 +300,16 @@ def register() -> None:
     @functools.wraps(original_api)
     def get_postprocessor(config_folder: str, postprocessor_name: str, id_data_name: str):
         own = os.path.join(str(config_folder), "postprocessors", f"{postprocessor_name}.yml")
-        if postprocessor_name in POSTPROCESSORS and not os.path.isfile(own):
-            config_folder = config_root()
+        if postprocessor_name not in api.postprocessors:
+            raise ValueError(
+                f"OpenOOD has no postprocessor named '{postprocessor_name}'. "
+                f"Known: {sorted(api.postprocessors)}"
+            )
+        if postprocessor_name in POSTPROCESSORS:
+            if os.path.isfile(own):
+                check_config_file(own)
+            else:
+                config_folder = config_root()
         return original_api(config_folder, postprocessor_name, id_data_name)
 
     _wrappers[get_postprocessor] = original_api

@@ -39,7 +39,7 @@ def nonzero_fraction(grad: Tensor) -> Tensor:
         tensor([[0.5000]])
     """
     height, width = grad.shape[-2:]
-    return (grad != 0).sum(dim=(-2, -1), dtype=torch.float32) / float(height * width)
+    return torch.count_nonzero(grad, dim=(-2, -1)).float() / float(height * width)
 
 
 def spatial_mean(grad: Tensor) -> Tensor:

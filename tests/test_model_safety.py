@@ -71,7 +71,7 @@ def test_hooks_and_state_restored_when_forward_raises(detector_class):
         detector.score(x)  # layers chosen while the forward still works
     model.armed = True
     before = snapshot(model)
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom"), pytest.warns(TrainingModeWarning):
         detector.score(x)
     assert_unchanged(before, model)
 

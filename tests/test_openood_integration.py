@@ -121,3 +121,22 @@ def test_legacy_inference_is_device_agnostic(benchmark, net):
     pred, conf, label = GAIAAPostprocessor().inference(net, loaders["id"]["test"], progress=False)
     assert pred.shape == conf.shape == label.shape == (6,)
     assert conf.dtype == np.float32 and np.isfinite(conf).all()
+
+
+def test_bad_names_and_yaml_fail_before_any_work(tmp_path, net, registered):
+    from openood.evaluation_api import Evaluator
+    from openood.evaluation_api import postprocessor as api
+
+    with pytest.raises(ValueError, match="no postprocessor named 'gaia_x'. Known: .*'gaia_a'"):
+        api.get_postprocessor(str(tmp_path), "gaia_x", "cifar10")
+    (tmp_path / "postprocessors").mkdir()
+    (tmp_path / "postprocessors" / "gaia_a.yml").write_text("postprocessor: [\n")
+    with pytest.raises(ValueError, match="gaia_a.yml is not valid YAML"):
+        Evaluator(net, "cifar10", data_root=str(tmp_path / "absent"), config_root=str(tmp_path), postprocessor_name="gaia_a")
+    (tmp_path / "postprocessors" / "gaia_a.yml").write_text(
+        "postprocessor:\n  name: gaia_a\n  APS_mode: False\n  postprocessor_args:\n    percentile: 90\n")
+    with pytest.raises(ValueError, match="unknown postprocessor_args \\['percentile'\\]"):
+        Evaluator(net, "cifar10", data_root=str(tmp_path / "absent"), config_root=str(tmp_path), postprocessor_name="gaia_a")
+    with pytest.raises(ValueError, match="not supported"):
+        Evaluator(net, "cifar11", data_root=str(tmp_path / "absent"), config_root=str(tmp_path), postprocessor_name="gaia_a")
+    assert not (tmp_path / "absent").exists()  # nothing was downloaded or created
