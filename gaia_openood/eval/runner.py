@@ -216,7 +216,8 @@ def evaluate(
     for image_set in benchmark.sets():
         sets.append((image_set.name, image_set.group, len(image_set)))
         chunks: Dict[str, List[np.ndarray]] = {m.key: [] for m in ready}
-        with _progress(len(image_set), f"{image_set.name} ({image_set.group})", progress) as bar:
+        label = "ID test" if image_set.group == "id" else f"{image_set.name} ({image_set.group}-OOD)"
+        with _progress(len(image_set), label, progress) as bar:
             for index, x in enumerate(benchmark.batches(image_set, batch_size, device)):
                 batch = Batch(x, view)
                 with clock.measure("forward"):
