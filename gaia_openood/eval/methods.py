@@ -166,31 +166,44 @@ class _PytorchOOD(Method):
     source = "pytorch-ood"
 
 
-class MSP(_PytorchOOD):
+class _FromLogits(_PytorchOOD):
+    """A pytorch-ood detector that scores the logits of the shared forward pass."""
+
+    def make_detector(self):
+        raise NotImplementedError
+
+    def setup(self, context: MethodContext) -> None:
+        self.detector = self.make_detector()
+
+    def score(self, batch: Batch) -> Tensor:
+        return conf_from_outlier_score(self.detector.predict_logits(batch.logits))
+
+
+class MSP(_FromLogits):
     key, title, settings = "msp", "MSP", "T = 1"
 
-    def score(self, batch: Batch) -> Tensor:
+    def make_detector(self):
         from pytorch_ood.detector import MaxSoftmax
 
-        return conf_from_outlier_score(MaxSoftmax.score(batch.logits))
+        return MaxSoftmax(None, t=1.0)
 
 
-class MaxLogit(_PytorchOOD):
+class MaxLogit(_FromLogits):
     key, title, settings = "maxlogit", "MaxLogit", "-"
 
-    def score(self, batch: Batch) -> Tensor:
+    def make_detector(self):
         from pytorch_ood.detector import MaxLogit as Detector
 
-        return conf_from_outlier_score(Detector.score(batch.logits))
+        return Detector(None)
 
 
-class Energy(_PytorchOOD):
+class Energy(_FromLogits):
     key, title, settings = "energy", "Energy", "T = 1"
 
-    def score(self, batch: Batch) -> Tensor:
+    def make_detector(self):
         from pytorch_ood.detector import EnergyBased
 
-        return conf_from_outlier_score(EnergyBased.score(batch.logits, t=1.0))
+        return EnergyBased(None, t=1.0)
 
 
 class ODIN(_PytorchOOD):
