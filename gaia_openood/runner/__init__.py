@@ -1,0 +1,1 @@
+"""The OpenOOD benchmark runner (in progress): benchmarks, options, results and leaderboard files."""
