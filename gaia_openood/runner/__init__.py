@@ -1,1 +1,2 @@
-"""The OpenOOD benchmark runner (in progress): benchmarks, options, results and leaderboard files."""
+"""The OpenOOD benchmark runner (in progress): benchmarks, options, results, leaderboard files,
+preflight checks, the scoped device shim and the fingerprinted cache."""
