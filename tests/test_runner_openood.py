@@ -227,6 +227,8 @@ def test_preflight_stops_before_any_work(tmp_path, monkeypatch):
     shutil.rmtree(os.path.join(data, "images_classic", "svhn"))
     os.remove(os.path.join(data, "images_classic", "fake", "test_tin", "0.png"))
     configs = make_fake_configs(str(tmp_path / "configs"), names=["msp"])
+    with open(os.path.join(configs, "postprocessors", "gaia_a.yml"), "w") as handle:
+        handle.write("postprocessor:\n  name: gaia_a\n  APS_mode: False\n  postprocessor_args:\n    layer: all\n")
     root = tmp_path / "results"
     for seed in ("s0", "s1"):
         (root / seed).mkdir(parents=True)
@@ -238,9 +240,10 @@ def test_preflight_stops_before_any_work(tmp_path, monkeypatch):
     text = str(caught.value)
     for expected in ("images_classic/svhn is missing or empty", "--datasets svhn --dataset_mode dataset",
                      "fake/test_tin/0.png is missing", "postprocessors/ebo.yml is missing",
-                     "s1/best.ckpt is missing", "unknown postprocessor 'knnn' (did you mean knn"):
+                     "s1/best.ckpt is missing", "unknown postprocessor 'knnn' (did you mean knn",
+                     "postprocessors/gaia_a.yml of 'gaia_a' is not usable", "unknown postprocessor_args ['layer']"):
         assert expected in text
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 6
     assert not (tmp_path / "out").exists()
     assert not os.path.exists(os.path.join(data, "images_classic", "svhn"))
 

@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from gaia_openood.runner.benchmarks import BENCHMARKS
-from gaia_openood.runner.preflight import (DataLayout, PreflightError, check_configs, check_data, check_methods,
+from gaia_openood.runner.preflight import (DataLayout, PreflightError, check_config_files, check_configs,
+                                           check_data, check_methods,
                                            find_seed_runs, image_lists, reads_training_split, require_openood,
                                            weight_runs)
 
@@ -160,6 +161,17 @@ def test_configs(tmp_path):
     problems = check_configs(str(tmp_path / "nowhere"), ["msp"], packaged=[])
     assert "does not exist" in problems[0].what
     assert check_configs(str(tmp_path / "nowhere"), ["gaia_a"], packaged=["gaia_a"]) == []
+
+
+def test_config_contents_are_checked_by_the_given_check():
+    def check(method, path):
+        if method == "gaia_a":
+            raise ValueError("gaia_a: unknown postprocessor_args ['layer']")
+
+    problems = check_config_files({"msp": "configs/postprocessors/msp.yml",
+                                   "gaia_a": "configs/postprocessors/gaia_a.yml"}, check)
+    assert [p.what for p in problems] == [
+        "config configs/postprocessors/gaia_a.yml of 'gaia_a' is not usable: gaia_a: unknown postprocessor_args ['layer']"]
 
 
 def test_methods():

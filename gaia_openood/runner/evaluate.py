@@ -32,8 +32,9 @@ from .device import needs_cuda_message, openood_device, resolve_device
 from .fingerprint import code_digest, file_digest, files_digest
 from .leaderboard import EntryInfo, write_leaderboard
 from .options import RunnerOptions
-from .preflight import (DataLayout, PreflightError, Problem, Run, check_configs, check_data, check_methods,
-                        find_seed_runs, image_lists, reads_training_split, require_openood, weight_runs)
+from .preflight import (DataLayout, PreflightError, Problem, Run, check_config_files, check_configs, check_data,
+                        check_methods, find_seed_runs, image_lists, reads_training_split, require_openood,
+                        weight_runs)
 from .results import Aggregate, MetricsTable, aggregate, write_openood_csv, write_summary
 from .score_files import score_splits, write_score_files
 
@@ -187,6 +188,15 @@ def prepare(options: RunnerOptions) -> Plan:
     problems: List[Problem] = check_methods(methods, registry)
     usable = [m for m in methods if m in registry]
     problems += check_configs(options.config_root, usable, packaged=adapters.POSTPROCESSORS)
+    config_paths = {m: _config_path(options.config_root, m, adapters.POSTPROCESSORS) for m in usable}
+
+    def check_config(method: str, path: str) -> None:
+        if method in adapters.POSTPROCESSORS:
+            adapters.POSTPROCESSORS[method](path)  # GAIA's own validation of its options
+        else:
+            adapters.check_config_file(path)
+
+    problems += check_config_files({m: p for m, p in config_paths.items() if os.path.isfile(p)}, check_config)
     layout = DataLayout.from_openood()
     needs_train = any(reads_training_split(registry[m]) for m in usable)
     problems += check_data(layout, spec, options.data_root, fsood=options.fsood, needs_train=needs_train)
@@ -211,7 +221,7 @@ def prepare(options: RunnerOptions) -> Plan:
     return Plan(
         options=options, spec=spec, layout=layout, device=device, runs=runs, networks=networks,
         classes={m: registry[m] for m in methods},
-        config_paths={m: _config_path(options.config_root, m, adapters.POSTPROCESSORS) for m in methods},
+        config_paths=config_paths,
         preprocessor=preprocessor, arch_label=options.arch_label or arch_label,
     )
 

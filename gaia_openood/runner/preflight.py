@@ -18,7 +18,7 @@ import inspect
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .benchmarks import NEEDS_OWN_NETWORK, Benchmark, download_checkpoints_command, download_data_command
 
@@ -32,6 +32,7 @@ __all__ = [
     "image_lists",
     "check_methods",
     "check_configs",
+    "check_config_files",
     "check_data",
     "find_seed_runs",
     "weight_runs",
@@ -177,6 +178,23 @@ def check_configs(config_root: str, methods: Sequence[str], packaged: Iterable[s
         return [Problem(f"config folder {folder} does not exist (needed for {', '.join(wanted)})", fix)]
     return [Problem(f"postprocessor config {os.path.join(folder, m + '.yml')} is missing", fix)
             for m in wanted if not os.path.isfile(os.path.join(folder, m + ".yml"))]
+
+
+def check_config_files(paths: Mapping[str, str], check: Callable[[str, str], Any]) -> List[Problem]:
+    """Each method's config file passes ``check(method, path)`` (which raises ValueError if not).
+
+    The runner's check parses every YAML and builds GAIA's postprocessors from theirs, so a
+    malformed file or an unknown option stops the run here rather than half-way.
+    """
+    problems = []
+    for method, path in paths.items():
+        try:
+            check(method, path)
+        except (ValueError, OSError) as error:
+            problems.append(Problem(f"config {path} of '{method}' is not usable: {error}",
+                                    "fix the file (OpenOOD's configs/postprocessors/ has the originals; "
+                                    "`gaia-openood configs` shows GAIA's)"))
+    return problems
 
 
 def _first_and_last_line(path: str) -> Tuple[str, str]:
