@@ -187,10 +187,19 @@ def test_cache_reuse_and_invalidation(bench, report, tmp_path, monkeypatch):
     opts = dict(root=str(root), config_root=str(configs))
     assert os.path.isfile(output / "cache" / "ood" / "ebo" / "s0" / "postprocessor.pkl")  # APS done
     calls = []
-    for owner, name in ((BasePostprocessor, "inference"), (GAIAZPostprocessor, "inference"),
-                        (Evaluator, "hyperparam_search")):
+
+    def spy(owner, name):
         original = getattr(owner, name)
-        monkeypatch.setattr(owner, name, lambda self, *a, _o=original, _n=name, **k: calls.append(_n) or _o(self, *a, **k))
+
+        def recorded(self, *args, **kwargs):
+            calls.append(name)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recorded)
+
+    spy(BasePostprocessor, "inference")  # msp, ebo
+    spy(GAIAZPostprocessor, "inference")
+    spy(Evaluator, "hyperparam_search")  # ebo's APS
 
     def statuses(report):
         return {(job.method, job.run): (job.cache, job.reason) for job in report.jobs}
