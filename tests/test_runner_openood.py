@@ -247,7 +247,8 @@ def test_preflight_stops_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(PreflightError) as caught:
         run_benchmark(opts, console=io.StringIO())
     text = str(caught.value)
-    for expected in ("images_classic/svhn is missing or empty", "--datasets svhn --dataset_mode dataset",
+    for expected in ("missing or empty in " + data + ", which OpenOOD would download: svhn",
+                     "--datasets svhn --dataset_mode dataset",
                      "fake/test_tin/0.png is missing", "postprocessors/ebo.yml is missing",
                      "s1/best.ckpt is missing", "unknown postprocessor 'knnn' (did you mean knn",
                      "postprocessors/gaia_a.yml of 'gaia_a' is not usable", "unknown postprocessor_args ['layer']"):

@@ -1,5 +1,6 @@
 """Checks before any work, on folders laid out like OpenOOD's, without OpenOOD."""
 import os
+import shutil
 import sys
 
 import pytest
@@ -64,26 +65,28 @@ def test_missing_data_folder_and_lists(tmp_path, data):
     problems = check_data(LAYOUT, CIFAR10, str(tmp_path / "elsewhere"))
     assert len(problems) == 1 and "does not exist" in problems[0].what
     assert "scripts/download/download.py --contents datasets --datasets cifar-10" in problems[0].fix
-    os.remove(data / "benchmark_imglist" / "cifar10" / "test_svhn.txt")
+    for stem in ("test_svhn", "val_cifar10"):
+        os.remove(data / "benchmark_imglist" / "cifar10" / f"{stem}.txt")
     problems = check_data(LAYOUT, CIFAR10, str(data))
-    assert [p.what for p in problems] == [f"image list {data}/benchmark_imglist/cifar10/test_svhn.txt is missing"]
-    for path in (data / "benchmark_imglist").rglob("*.txt"):
-        path.unlink()
-    (data / "benchmark_imglist" / "cifar10").rmdir()
-    (data / "benchmark_imglist").rmdir()
+    assert [p.what for p in problems] == [
+        f"image list(s) missing in {data}: benchmark_imglist/cifar10/val_cifar10.txt, "
+        "benchmark_imglist/cifar10/test_svhn.txt"]
+    shutil.rmtree(data / "benchmark_imglist")
     problems = check_data(LAYOUT, CIFAR10, str(data))
-    assert len(problems) == 1 and "benchmark_imglist" in problems[0].what
+    assert len(problems) == 1 and "benchmark_imglist is missing" in problems[0].what
 
 
-def test_empty_dataset_folder_would_be_downloaded_by_openood(data):
-    for path in (data / "images_classic" / "svhn").rglob("*.png"):
-        path.unlink()
-    (data / "images_classic" / "svhn" / "test_svhn").rmdir()
+def test_empty_dataset_folders_would_be_downloaded_by_openood(data):
+    shutil.rmtree(data / "images_classic" / "svhn")
+    (data / "images_classic" / "svhn").mkdir()  # empty: OpenOOD downloads into it
     problems = check_data(LAYOUT, CIFAR10, str(data))
-    whats = [p.what for p in problems]
-    assert any("images_classic/svhn is missing or empty" in w for w in whats)
-    assert any("--datasets svhn --dataset_mode dataset" in p.fix for p in problems)
-    assert any("test_svhn/0.png is missing (first entry" in w for w in whats)
+    assert [p.what for p in problems] == [f"dataset folder(s) missing or empty in {data}, which OpenOOD "
+                                          "would download: svhn"]  # its missing images are not repeated
+    assert "--datasets svhn --dataset_mode dataset" in problems[0].fix
+    shutil.rmtree(data / "images_classic" / "tin")
+    problems = check_data(LAYOUT, CIFAR10, str(data))
+    assert problems[0].what.endswith("download: tin, svhn")
+    assert "--datasets cifar-10 --dataset_mode benchmark" in problems[0].fix
 
 
 def test_last_image_of_a_list_is_checked(data):

@@ -162,7 +162,7 @@ def check_methods(methods: Sequence[str], known: Iterable[str]) -> List[Problem]
             close = difflib.get_close_matches(method, known, n=3)
             problems.append(Problem(
                 f"unknown postprocessor '{method}'" + (f" (did you mean {', '.join(close)}?)" if close else ""),
-                f"use one of OpenOOD's: {', '.join(known)}"))
+                f"use one of: {', '.join(m for m in known if m not in NEEDS_OWN_NETWORK)}"))
     return problems
 
 
@@ -213,27 +213,29 @@ def _dataset_fix(dataset: str, data_root: str) -> str:
             f"--dataset_mode dataset --save_dir {data_root} ./results")
 
 
-def _folder_problems(layout: DataLayout, spec: Benchmark, data_root: str) -> List[Problem]:
+def _missing_folders(layout: DataLayout, spec: Benchmark, data_root: str) -> List[str]:
     """Dataset folders of the benchmark that are missing or empty (``data_setup`` downloads those)."""
-    problems = []
+    missing = []
     for dataset in layout.benchmark_datasets.get(spec.id_name, ()):
         relative = layout.dataset_folder(dataset)
         folder = os.path.join(data_root, relative) if relative else None
         if folder and (not os.path.isdir(folder) or not os.listdir(folder)):
-            problems.append(Problem(f"dataset folder {folder} is missing or empty (OpenOOD would download it)",
-                                    _dataset_fix(dataset, data_root)))
-    return problems
+            missing.append(dataset)
+    return missing
 
 
-def _image_problem(entry: ImageList, spec: Benchmark, data_root: str, list_path: str) -> Optional[Problem]:
-    """The first of the list's first and last images that is missing, if any."""
+def _image_problem(entry: ImageList, spec: Benchmark, data_root: str, list_path: str,
+                   skip: Sequence[str]) -> Optional[Problem]:
+    """The first of the list's first and last images that is missing, unless its dataset
+    folder is already reported missing (``skip``)."""
     first, last = _first_and_last_line(list_path)
     if not first:
         return Problem(f"image list {list_path} is empty", download_data_command(spec, data_root))
     for line, position in ((first, "first"), (last, "last")):
         image = os.path.join(data_root, entry.data_dir, line.split(" ", 1)[0])
-        if not os.path.isfile(image):
-            fix = _dataset_fix(line.split("/", 1)[0], data_root)
+        dataset = line.split("/", 1)[0]
+        if dataset not in skip and not os.path.isfile(image):
+            fix = _dataset_fix(dataset, data_root)
             if spec.id_name == "imagenet" and entry.name == "train":
                 fix = ("ImageNet-1k training images come from image-net.org (OpenOOD does not "
                        f"distribute them); put them under {os.path.join(data_root, entry.data_dir)}")
@@ -253,18 +255,24 @@ def check_data(layout: DataLayout, spec: Benchmark, data_root: str, *, fsood: bo
     benchmark_fix = download_data_command(spec, data_root)
     if not os.path.isdir(data_root):
         return [Problem(f"data folder {data_root} does not exist", f"{benchmark_fix} (or pass --data-root)")]
-    if not os.path.isdir(os.path.join(data_root, "benchmark_imglist")):
-        return [Problem(f"{os.path.join(data_root, 'benchmark_imglist')} is missing (OpenOOD's image lists)",
-                        benchmark_fix)]
-    problems = _folder_problems(layout, spec, data_root)
-    for entry in image_lists(layout.data_info, spec.id_name):
+    lists_folder = os.path.join(data_root, "benchmark_imglist")
+    if not os.path.isdir(lists_folder):
+        return [Problem(f"{lists_folder} is missing (OpenOOD's image lists)", benchmark_fix)]
+    problems = []
+    missing = _missing_folders(layout, spec, data_root)
+    if missing:
+        problems.append(Problem(f"dataset folder(s) missing or empty in {data_root}, which OpenOOD would "
+                                f"download: {', '.join(missing)}",
+                                benchmark_fix if len(missing) > 1 else _dataset_fix(missing[0], data_root)))
+    entries = image_lists(layout.data_info, spec.id_name)
+    absent = [e.imglist_path for e in entries if not os.path.isfile(os.path.join(data_root, e.imglist_path))]
+    if absent:
+        problems.append(Problem(f"image list(s) missing in {data_root}: {', '.join(absent)}", benchmark_fix))
+    for entry in entries:
         path = os.path.join(data_root, entry.imglist_path)
-        if not os.path.isfile(path):
-            problems.append(Problem(f"image list {path} is missing", benchmark_fix))
-            continue
         read = (entry.group in ("id", "ood_val", "near", "far") and (entry.name != "train" or needs_train)) \
             or (entry.group == "csid" and fsood)
-        problem = _image_problem(entry, spec, data_root, path) if read else None
+        problem = _image_problem(entry, spec, data_root, path, missing) if read and os.path.isfile(path) else None
         if problem:
             problems.append(problem)
     return problems
