@@ -3,6 +3,7 @@
     gaia-openood layers --arch resnet18_32x32          # what GAIA-Z / GAIA-A hook, with channels
     gaia-openood configs                               # where the OpenOOD YAMLs of GAIA live
     gaia-openood openood-main -- --config ...          # OpenOOD's legacy main.py with GAIA registered
+    gaia-openood openood-eval --id-data cifar10 ...     # OpenOOD benchmark runner, all seeds, leaderboard files
     gaia-openood eval                                  # GAIA vs baselines on the embedded benchmark
     gaia-openood eval --benchmark DIR --arch resnet20 --checkpoint resnet20.pt
 """
@@ -106,6 +107,17 @@ def _run_openood_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_openood_eval(subparsers: argparse._SubParsersAction) -> None:
+    from .runner.command import add_arguments, run_command
+
+    parser = subparsers.add_parser(
+        "openood-eval",
+        help="run OpenOOD's evaluator for GAIA and baselines over all seeds; CSVs and leaderboard files",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_command)
+
+
 _EVAL_EPILOG = """\
 Without --benchmark, the embedded default runs: scikit-learn's digits 0-7 as ID, digits 8-9 as
 near-OOD, patches of scikit-learn's two sample photos as far-OOD, and a small ResNet trained on the
@@ -207,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layers(subparsers)
     _add_configs(subparsers)
     _add_openood_main(subparsers)
+    _add_openood_eval(subparsers)
     _add_eval(subparsers)
     return parser
 

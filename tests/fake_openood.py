@@ -48,3 +48,56 @@ def make_fake_benchmark(data_root, id_name="cifar10", images_per_list=6, size=32
                 open(os.path.join(store, "present"), "w").close()
                 break
     return data_root
+
+
+def make_fake_checkpoints(results_root, id_name="cifar10", seeds=2):
+    """OpenOOD's checkpoint layout ``<results_root>/<folder>/s<i>/best.ckpt``, random weights.
+
+    The network is the one OpenOOD's ``scripts/eval_ood.py`` builds for ``id_name``, with
+    randomised BatchNorm statistics so that the seeds score differently. Returns the folder
+    to pass as ``--root``.
+    """
+    import torch
+    import openood.networks as networks
+    from conftest import randomize_norm_layers
+    from gaia_openood.runner.benchmarks import BENCHMARKS
+
+    spec = BENCHMARKS[id_name]
+    root = os.path.join(results_root, os.path.basename(spec.results_folder))
+    for index in range(seeds):
+        torch.manual_seed(index)
+        net = randomize_norm_layers(getattr(networks, spec.network)(num_classes=spec.num_classes), seed=index)
+        folder = os.path.join(root, f"s{index}")
+        os.makedirs(folder, exist_ok=True)
+        torch.save(net.state_dict(), os.path.join(folder, "best.ckpt"))
+    return root
+
+
+def make_fake_imagenet_weights(path, seed=0):
+    """A torchvision ResNet-50 state dict with random weights, saved at ``path``."""
+    import torch
+    import torchvision
+    from conftest import randomize_norm_layers
+
+    torch.manual_seed(seed)
+    net = randomize_norm_layers(torchvision.models.resnet50(weights=None), seed=seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(net.state_dict(), path)
+    return path
+
+
+POSTPROCESSOR_YAMLS = {
+    "msp": "postprocessor:\n  name: msp\n  APS_mode: False\n",
+    "ebo": ("postprocessor:\n  name: ebo\n  APS_mode: True\n  postprocessor_args:\n    temperature: 1\n"
+            "  postprocessor_sweep:\n    temperature_list: [1]\n"),
+}
+
+
+def make_fake_configs(config_root, names=("msp", "ebo")):
+    """A ``configs/postprocessors`` folder with OpenOOD's YAMLs of ``names`` (as on its main)."""
+    folder = os.path.join(config_root, "postprocessors")
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, f"{name}.yml"), "w") as handle:
+            handle.write(POSTPROCESSOR_YAMLS[name])
+    return config_root
