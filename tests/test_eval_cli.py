@@ -112,7 +112,7 @@ def test_errors_name_the_problem(setup, capsys, tmp_path):
     assert "--benchmark" in capsys.readouterr().err
 
     assert main(base + ["--device", "tpu9"]) == 2
-    assert "not a device name" in capsys.readouterr().err
+    assert "not a torch device" in capsys.readouterr().err
 
 
 def test_list_methods(capsys):

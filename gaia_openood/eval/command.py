@@ -25,7 +25,8 @@ from torch import nn
 from .benchmark import Benchmark, load_benchmark
 from .metrics import check_fpr_definition
 from .report import format_tables, metric_rows, save_scores, write_csv
-from .runner import EvalResult, default_device, evaluate
+from ..runner.device import resolve_device
+from .runner import EvalResult, evaluate
 
 __all__ = ["EvalOptions", "EvalOutputs", "run"]
 
@@ -99,18 +100,6 @@ def _load(options: EvalOptions) -> Tuple[Benchmark, nn.Module, Dict[str, object]
     return benchmark, model, {"arch": options.arch, "checkpoint": os.path.abspath(options.checkpoint), "num_classes": num_classes}
 
 
-def _device(name: Optional[str]) -> torch.device:
-    if name is None:
-        return default_device()
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"--device {name!r} is not a device name ({error}); try cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def _default_folder(benchmark: Benchmark, options: EvalOptions) -> str:
     name = benchmark.name if options.benchmark is None else f"{benchmark.name}-{options.arch.replace(':', '-')}"
     return os.path.join("runs", name)
@@ -152,7 +141,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
     from .methods import resolve_methods
 
     keys = resolve_methods(options.methods)  # fail on a typo before any work
-    device = _device(options.device)
+    device = resolve_device(options.device)
     benchmark, model, model_info = _load(options)
     full_sizes = {s.name: len(s) for s in benchmark.sets()}
     benchmark = benchmark.subsample(options.max_samples, options.seed)

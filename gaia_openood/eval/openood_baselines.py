@@ -10,8 +10,8 @@ which gives it the interface OpenOOD's networks have (``forward(x, return_featur
 
 Where OpenOOD's code cannot run as is:
 
-* OpenOOD calls ``.cuda()`` (KNN and ReAct setup, GradNorm). On a CPU run those calls are
-  made no-ops while OpenOOD's code runs (:func:`cuda_calls_stay_put`), nothing else.
+* OpenOOD calls ``.cuda()`` (KNN and ReAct setup, GradNorm). While OpenOOD's code runs,
+  those calls land on the evaluation's device (:func:`gaia_openood.runner.device.openood_device`).
 * OpenOOD's ODIN hard-codes three input channels; for other inputs ODIN comes from
   pytorch-ood, and the report names the source.
 * GradNorm reads the class count from OpenOOD's table of its own benchmarks; it is set from
@@ -28,18 +28,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, ClassVar, Dict, Iterator, Optional, Tuple, Type
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
 from ..hooks import forward_hooks
 from ..model_state import scoring_mode
+from ..runner.device import openood_device
 from . import methods as base
 from .methods import Method, MethodContext
 from .network import Batch
 
-__all__ = ["OpenOODNet", "OPENOOD_METHODS", "cuda_calls_stay_put"]
+__all__ = ["OpenOODNet", "OPENOOD_METHODS"]
 
 
 class OpenOODNet(nn.Module):
@@ -73,26 +74,6 @@ class OpenOODNet(nn.Module):
 
     def get_fc_layer(self) -> nn.Linear:
         return self.head
-
-
-@contextlib.contextmanager
-def cuda_calls_stay_put(device: torch.device) -> Iterator[None]:
-    """On a non-CUDA device, make ``Tensor.cuda()`` and ``Module.cuda()`` return their object unchanged.
-
-    OpenOOD moves data with ``.cuda()`` unconditionally; this lets its code run where the
-    model is. On a CUDA device nothing is changed.
-    """
-    if device.type == "cuda":
-        yield
-        return
-    tensor_cuda, module_cuda = torch.Tensor.cuda, nn.Module.cuda
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
-    nn.Module.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda = tensor_cuda  # type: ignore[method-assign]
-        nn.Module.cuda = module_cuda  # type: ignore[method-assign]
 
 
 class _Loader:
@@ -140,7 +121,7 @@ class _OpenOOD(Method):
         self.adapt(context)
         if self.fits:
             loader = _Loader(context)
-            with cuda_calls_stay_put(self.device):
+            with openood_device(self.device):
                 self.processor.setup(self.net, {"train": loader, "val": loader}, {})
 
     def adapt(self, context: MethodContext) -> None:
@@ -149,7 +130,7 @@ class _OpenOOD(Method):
     def score(self, batch: Batch) -> Tensor:
         x = batch.x.detach().clone()  # OpenOOD may set requires_grad on its input
         grad = contextlib.nullcontext() if self.needs_grad else torch.no_grad()
-        with cuda_calls_stay_put(self.device), scoring_mode(self.net, warn_if_training=False), grad:
+        with openood_device(self.device), scoring_mode(self.net, warn_if_training=False), grad:
             _, conf = self.processor.postprocess(self.net, x)
         return torch.as_tensor(conf).float()
 

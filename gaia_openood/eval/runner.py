@@ -24,7 +24,7 @@ from .benchmark import Benchmark, ImageSet
 from .methods import Method, MethodContext, MethodUnavailable, build_methods, choose_backend, resolve_methods
 from .network import Batch, NetworkView
 
-__all__ = ["EvalResult", "MethodRecord", "evaluate", "default_device"]
+__all__ = ["EvalResult", "MethodRecord", "evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +74,6 @@ class EvalResult:
     @property
     def accuracy(self) -> float:
         return float(np.mean(self.id_pred == self.id_labels))
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class _Clock:
