@@ -21,8 +21,9 @@ Where OpenOOD's code cannot run as is:
 * ReAct's threshold comes from the ID training subset (OpenOOD's evaluator uses its ID
   validation split), as with pytorch-ood.
 
-OpenOOD is not a dependency of this package, and this module is not tested in CI; it is
-imported only when OpenOOD is.
+OpenOOD is not a dependency of this package: this module is imported only when OpenOOD is,
+and tested only where OpenOOD is importable (``tests/test_eval_openood.py``, marked
+``openood``).
 """
 from __future__ import annotations
 
