@@ -243,7 +243,7 @@ class GAIAZPostprocessor(_GAIAPostprocessor):
 
     name = "gaia_z"
     detector_class = GAIAZ
-    defaults = {"layers": "auto", "micro_batch_size": None}
+    defaults = {"layers": "auto", "micro_batch_size": "auto"}
 
 
 class GAIAAPostprocessor(_GAIAPostprocessor):
@@ -251,7 +251,7 @@ class GAIAAPostprocessor(_GAIAPostprocessor):
 
     name = "gaia_a"
     detector_class = GAIAA
-    defaults = {"inner_layers": "auto", "output_layer": "auto", "output_gradient": "auto", "micro_batch_size": None}
+    defaults = {"inner_layers": "auto", "output_layer": "auto", "output_gradient": "auto", "micro_batch_size": "auto"}
 
 
 POSTPROCESSORS: Dict[str, type] = {"gaia_z": GAIAZPostprocessor, "gaia_a": GAIAAPostprocessor}

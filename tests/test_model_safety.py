@@ -128,8 +128,22 @@ def batch128():
 @pytest.mark.parametrize("detector_class", DETECTORS)
 def test_scores_identical_for_batch_sizes_1_7_128(batch128, detector_class):
     model, x = batch128
-    full = detector_class(model).score(x)
+    full = detector_class(model, micro_batch_size=None).score(x)  # one batch of 128
     ones = torch.cat([detector_class(model).score(x[i : i + 1]) for i in range(0, 128, 16)])
     sevens = detector_class(model, micro_batch_size=7).score(x)
+    automatic = detector_class(model).score(x)
     torch.testing.assert_close(ones, full[::16], rtol=1e-5, atol=0)
     torch.testing.assert_close(sevens, full, rtol=1e-5, atol=0)
+    torch.testing.assert_close(automatic, full, rtol=1e-5, atol=0)
+
+
+def test_auto_micro_batches_on_cpu_bound_the_largest_hooked_map(batch128):
+    model, x = batch128
+    # GAIA-Z's largest map is bn1's 64 x 32 x 32 floats (256 KiB a sample): 32 samples = 8 MiB
+    z = GAIAZ(model)
+    assert z.chunk_size(x, z.layers(x)) == 32
+    # GAIA-A's largest inner map is layer3's 256 x 8 x 8 (64 KiB a sample): the whole batch fits
+    a = GAIAA(model)
+    assert a.chunk_size(x, a.layers(x)) == 128
+    assert GAIAZ(model, micro_batch_size=None).chunk_size(x, z.layers(x)) == 128
+    assert GAIAZ(model, micro_batch_size=5).chunk_size(x, z.layers(x)) == 5

@@ -68,7 +68,7 @@ def test_args_reach_the_detector(net):
         ({"name": "gaia_z", "APS_mode": True}, "no hyperparameters to search"),
         ({"name": "gaia_z", "postprocessor_sweep": {"x_list": [1]}}, "no hyperparameters to search"),
         ({"name": "gaia_a"}, "config for postprocessor 'gaia_a'"),
-        ({"name": "gaia_z", "postprocessor_args": {"micro_batch_size": 0}}, "micro_batch_size must be a positive int"),
+        ({"name": "gaia_z", "postprocessor_args": {"micro_batch_size": 0}}, "micro_batch_size must be 'auto', None or a positive int"),
         ({"name": "gaia_z", "postprocessor_args": {"layers": 0}}, "at least 1"),
         ({"name": "gaia_z", "postprocessor_args": [1]}, "must be a mapping"),
     ],
