@@ -13,7 +13,7 @@ from benchmark_folder import one_thread  # noqa: F401 (one_thread: autouse fixtu
 from gaia_openood import GAIAA, GAIAZ
 from gaia_openood.eval.benchmark import Benchmark, ImageSet
 from gaia_openood.eval.methods import method_names, resolve_methods
-from gaia_openood.eval.runner import evaluate
+from gaia_openood.eval.scoring import evaluate
 from gaia_openood.models import cifar_resnet
 
 STD = (0.5, 0.25, 0.2)

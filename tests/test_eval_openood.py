@@ -28,7 +28,7 @@ def test_openood_baselines_match_pytorch_ood():
     pytest.importorskip("openood.postprocessors")
     from test_eval_methods import make_benchmark
 
-    from gaia_openood.eval.runner import evaluate
+    from gaia_openood.eval.scoring import evaluate
     from gaia_openood.models import cifar_resnet
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import pytest
 
 from gaia_openood.eval.metrics import ood_metrics
 from gaia_openood.eval.report import format_tables, metric_rows, save_scores, write_csv
-from gaia_openood.eval.runner import EvalResult, MethodRecord
+from gaia_openood.eval.scoring import EvalResult, MethodRecord
 
 
 def make_result(bad_scores=False):

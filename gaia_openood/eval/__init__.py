@@ -11,7 +11,7 @@ One job a module:
 * :mod:`~gaia_openood.eval.network`: the shared forward pass (logits, penultimate feature);
 * :mod:`~gaia_openood.eval.methods`: the method registry, GAIA and pytorch-ood baselines;
 * :mod:`~gaia_openood.eval.openood_baselines`: the same baselines from OpenOOD;
-* :mod:`~gaia_openood.eval.runner`: scoring every set with every method;
+* :mod:`~gaia_openood.eval.scoring`: scoring every set with every method;
 * :mod:`~gaia_openood.eval.metrics`: AUROC, FPR@95, AUPR-IN, AUPR-OUT as OpenOOD defines them;
 * :mod:`~gaia_openood.eval.report`: tables (text, Markdown, CSV) and ``scores.npz``;
 * :mod:`~gaia_openood.eval.plots`: score distributions and ROC curves;
@@ -23,7 +23,7 @@ One job a module:
 from .benchmark import Benchmark, BenchmarkError, ImageSet, load_benchmark
 from .command import EvalOptions, EvalOutputs, run
 from .metrics import OODMetrics, ood_metrics
-from .runner import EvalResult, evaluate
+from .scoring import EvalResult, evaluate
 
 __all__ = [
     "Benchmark",

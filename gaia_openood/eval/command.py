@@ -26,7 +26,7 @@ from .benchmark import Benchmark, load_benchmark
 from .metrics import check_fpr_definition
 from .report import format_tables, metric_rows, save_scores, write_csv
 from ..runner.device import resolve_device
-from .runner import EvalResult, evaluate
+from .scoring import EvalResult, evaluate
 
 __all__ = ["EvalOptions", "EvalOutputs", "run"]
 

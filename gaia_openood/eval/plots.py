@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .metrics import roc_points
-from .runner import EvalResult
+from .scoring import EvalResult
 
 __all__ = ["plot_scores", "plot_roc"]
 

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .metrics import FPR_DEFINITIONS, OODMetrics, average, check_fpr_definition, ood_metrics
-from .runner import EvalResult
+from .scoring import EvalResult
 
 __all__ = ["MetricRow", "metric_rows", "write_csv", "format_tables", "save_scores", "CSV_COLUMNS", "AVERAGE_NAMES"]
 
