@@ -50,7 +50,7 @@ def _run_layers(args: argparse.Namespace) -> int:
         load_checkpoint(model, args.checkpoint)
     size = args.input_size or ([224] if args.arch.startswith("torchvision:") else [32])
     if len(size) not in (1, 2):
-        raise SystemExit("--input-size takes one or two numbers")
+        raise ValueError("--input-size takes one or two numbers")
     height, width = (size[0], size[0]) if len(size) == 1 else size
     rows = list_layers(
         model.eval(),
@@ -99,7 +99,7 @@ def _run_openood_main(args: argparse.Namespace) -> int:
     from .openood import register
 
     if not os.path.isfile(args.main):
-        raise SystemExit(f"{args.main} not found: run from an OpenOOD checkout or pass --main PATH/main.py")
+        raise FileNotFoundError(f"{args.main} not found: run from an OpenOOD checkout or pass --main PATH/main.py")
     register()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     sys.argv = [args.main, *rest]
