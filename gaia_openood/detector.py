@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch

@@ -21,13 +21,11 @@ import warnings
 import weakref
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type, Union
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 
 from .detector import GAIAA, GAIAZ, _GAIADetector
-from .model_state import model_device
 
 __all__ = [
     "GAIAZPostprocessor",
@@ -342,7 +340,7 @@ def unregister() -> None:
     for name, module in list(sys.modules.items()):
         current = getattr(module, "get_postprocessor", None) if name.startswith("openood") else None
         if current in _wrappers:
-            setattr(module, "get_postprocessor", _wrappers[current])
+            module.get_postprocessor = _wrappers[current]
     _wrappers.clear()
     api = sys.modules.get("openood.evaluation_api.postprocessor")
     if api is not None:

@@ -41,7 +41,6 @@ from torch import nn
 
 from gaia_openood import GAIAA, GAIAZ
 from gaia_openood.detector import ApproxGAIAZ
-from gaia_openood.layers import is_norm_layer
 from gaia_openood.models import ResNet18_32x32, build_model, load_checkpoint
 
 CONFIGS = {

@@ -17,7 +17,7 @@ def make_fake_benchmark(data_root, id_name="cifar10", images_per_list=6, size=32
     info = DATA_INFO[id_name]
     num_classes = info["num_classes"]
     lists = []
-    for split, entry in info["id"].items():
+    for entry in info["id"].values():
         lists.append((entry, True))
     for name in info["csid"]["datasets"]:
         lists.append((info["csid"][name], True))

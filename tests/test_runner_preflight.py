@@ -1,7 +1,6 @@
 """Checks before any work, on folders laid out like OpenOOD's, without OpenOOD."""
 import os
 import shutil
-import sys
 
 import pytest
 

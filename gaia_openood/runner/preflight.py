@@ -156,8 +156,8 @@ def check_methods(methods: Sequence[str], known: Iterable[str]) -> List[Problem]
         if method in NEEDS_OWN_NETWORK:
             problems.append(Problem(
                 f"postprocessor '{method}' needs a network of its own, trained for it",
-                f"evaluate it with OpenOOD's scripts/eval_ood.py and its checkpoints; this runner "
-                f"evaluates post-hoc methods on the standard classifier"))
+                "evaluate it with OpenOOD's scripts/eval_ood.py and its checkpoints; this runner "
+                "evaluates post-hoc methods on the standard classifier"))
         elif method not in known:
             close = difflib.get_close_matches(method, known, n=3)
             problems.append(Problem(
