@@ -17,8 +17,9 @@ results), :mod:`.results` (seed aggregation, OpenOOD's CSV format, summary table
 :mod:`.leaderboard`, :mod:`.score_files` (per-sample scores), :mod:`.evaluate` (the only
 one that touches OpenOOD, lazily) and :mod:`.command` (the command line).
 """
+from .device import openood_device
 from .evaluate import JobResult, RunReport, run_benchmark
 from .options import RunnerOptions
 from .preflight import PreflightError
 
-__all__ = ["RunnerOptions", "run_benchmark", "RunReport", "JobResult", "PreflightError"]
+__all__ = ["RunnerOptions", "run_benchmark", "RunReport", "JobResult", "PreflightError", "openood_device"]
