@@ -314,8 +314,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     header = (
         "# Speed and memory\n\n"
-        f"Measured {datetime.date.today().isoformat()} with `python scripts/bench_speed.py "
-        f"{' '.join(argv if argv is not None else sys.argv[1:])}`.\n\n"
+        f"Measured {datetime.date.today().isoformat()} with "
+        f"`{' '.join(['python scripts/bench_speed.py', *(argv if argv is not None else sys.argv[1:])])}`.\n\n"
         f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs"
         + (f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else "")
         + f"\n- torch {torch.__version__}, torchvision {torchvision.__version__}, "
