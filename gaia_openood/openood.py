@@ -37,6 +37,7 @@ __all__ = [
     "config_path",
     "openood_available",
     "check_config_file",
+    "postprocessor_config",
     "OPENOOD_IMPORT_ERROR",
 ]
 
@@ -102,6 +103,18 @@ def config_path(name: str) -> str:
     if name not in POSTPROCESSORS:
         raise ValueError(f"unknown GAIA postprocessor '{name}'; known: {sorted(POSTPROCESSORS)}")
     return os.path.join(config_root(), "postprocessors", f"{name}.yml")
+
+
+def postprocessor_config(config_folder: str, name: str) -> str:
+    """The YAML OpenOOD should read for postprocessor ``name`` given its ``config_root``.
+
+    ``<config_folder>/postprocessors/<name>.yml``, except for GAIA's postprocessors when that
+    file does not exist: then the packaged one. The rule :func:`register` installs.
+    """
+    own = os.path.join(str(config_folder), "postprocessors", f"{name}.yml")
+    if name in POSTPROCESSORS and not os.path.isfile(own):
+        return config_path(name)
+    return own
 
 
 def check_config_file(path: str) -> Dict[str, Any]:
@@ -297,17 +310,15 @@ def register() -> None:
 
     @functools.wraps(original_api)
     def get_postprocessor(config_folder: str, postprocessor_name: str, id_data_name: str):
-        own = os.path.join(str(config_folder), "postprocessors", f"{postprocessor_name}.yml")
         if postprocessor_name not in api.postprocessors:
             raise ValueError(
                 f"OpenOOD has no postprocessor named '{postprocessor_name}'. "
                 f"Known: {sorted(api.postprocessors)}"
             )
         if postprocessor_name in POSTPROCESSORS:
-            if os.path.isfile(own):
-                check_config_file(own)
-            else:
-                config_folder = config_root()
+            path = postprocessor_config(config_folder, postprocessor_name)
+            check_config_file(path)
+            config_folder = os.path.dirname(os.path.dirname(path))
         return original_api(config_folder, postprocessor_name, id_data_name)
 
     _wrappers[get_postprocessor] = original_api

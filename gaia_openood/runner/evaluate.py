@@ -128,15 +128,6 @@ def _distribution_version(name: str) -> str:
         return "unknown"
 
 
-def _config_path(config_root: str, method: str, packaged: Mapping[str, type]) -> str:
-    own = os.path.join(config_root, "postprocessors", f"{method}.yml")
-    if method in packaged and not os.path.isfile(own):  # the rule of gaia_openood.register()
-        from ..openood import config_path
-
-        return config_path(method)
-    return own
-
-
 def _network_factory(options: RunnerOptions, spec: Benchmark) -> tuple:
     """(build function, preprocessor, leaderboard arch) as OpenOOD's scripts choose them."""
     import openood.networks as networks
@@ -188,7 +179,7 @@ def prepare(options: RunnerOptions) -> Plan:
     problems: List[Problem] = check_methods(methods, registry)
     usable = [m for m in methods if m in registry]
     problems += check_configs(options.config_root, usable, packaged=adapters.POSTPROCESSORS)
-    config_paths = {m: _config_path(options.config_root, m, adapters.POSTPROCESSORS) for m in usable}
+    config_paths = {m: adapters.postprocessor_config(options.config_root, m) for m in usable}
 
     def check_config(method: str, path: str) -> None:
         if method in adapters.POSTPROCESSORS:
