@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import os
 import platform
@@ -22,10 +21,11 @@ from typing import Dict, Iterator, Optional, Tuple
 import torch
 from torch import nn
 
+from ..runner.device import resolve_device
+from ..versions import installed_version
 from .benchmark import Benchmark, load_benchmark
 from .metrics import check_fpr_definition
 from .report import format_tables, metric_rows, save_scores, write_csv
-from ..runner.device import resolve_device
 from .scoring import EvalResult, evaluate
 
 __all__ = ["EvalOptions", "EvalOutputs", "run"]
@@ -62,13 +62,6 @@ class EvalOutputs:
     text: str
     folder: str
     files: Dict[str, str]
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def _load(options: EvalOptions) -> Tuple[Benchmark, nn.Module, Dict[str, object]]:
@@ -196,7 +189,7 @@ def _run(options: EvalOptions) -> EvalOutputs:
         "batch_size": options.batch_size,
         "seconds": {**{k: round(v, 3) for k, v in result.seconds.items()}, "total": round(time.perf_counter() - start, 3)},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-        "versions": {p: _version(p) for p in ("gaia-openood", "torch", "torchvision", "pytorch-ood", "scikit-learn", "numpy")},
+        "versions": {p: installed_version(p) for p in ("gaia-openood", "torch", "torchvision", "pytorch-ood", "scikit-learn", "numpy")},
     }
     with open(files["summary"], "w") as handle:
         json.dump(summary, handle, indent=2, default=str)

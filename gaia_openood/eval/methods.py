@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.metadata
 from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..detector import GAIAA, GAIAZ
+from ..versions import installed_version
 from .network import Batch, NetworkView
 
 __all__ = [
@@ -156,10 +156,7 @@ def conf_from_outlier_score(outlier_score: Tensor) -> Tensor:
 
 
 def _pytorch_ood_version() -> str:
-    try:
-        return f"pytorch-ood {importlib.metadata.version('pytorch-ood')}"
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a declared dependency
-        return "pytorch-ood"
+    return f"pytorch-ood {installed_version('pytorch-ood', missing='')}".strip()
 
 
 class _PytorchOOD(Method):

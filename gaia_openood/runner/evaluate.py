@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import importlib.metadata
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..versions import installed_version
 from .benchmarks import IMAGENET_ARCHS, Benchmark, display_name
 from .cache import ResultCache
 from .device import needs_cuda_message, openood_device, resolve_device
@@ -77,7 +77,7 @@ class Plan:
         return {
             "format": 1,
             "gaia_openood": __version__,
-            "openood": _distribution_version("openood"),
+            "openood": installed_version("openood", missing="unknown"),
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "method": method,
@@ -119,13 +119,6 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def _distribution_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _network_factory(options: RunnerOptions, spec: Benchmark) -> tuple:
